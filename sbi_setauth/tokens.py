@@ -29,7 +29,7 @@ MAX_LIST_CLAIM = 64
 MAX_SCOPES = 64
 
 _SCOPE = re.compile(r"[a-zA-Z0-9_:-]+( [a-zA-Z0-9_:-]+)*")
-_JTI = re.compile(r"[\x21-\x7e]{1,128}")
+_JTI = re.compile(r"[\x21-\x7e]{1,256}")
 _MCC = re.compile(r"[0-9]{3}")
 _MNC = re.compile(r"[0-9]{2,3}")
 _SD = re.compile(r"[0-9A-Fa-f]{6}")
@@ -194,9 +194,8 @@ class AccessTokenVerifier:
         jti = _string(claims, "jti")
         if jti is not None and not _JTI.fullmatch(jti):
             raise AccessTokenInvalid("the jti claim is malformed")
-        token_key = "jti:" + jti if jti else "sha256:" + hashlib.sha256(
-            access_token.encode()
-        ).hexdigest()
+        identity = f"jti {issuer} {jti}" if jti else access_token
+        token_key = hashlib.sha256(identity.encode()).hexdigest()
 
         return VerifiedAccessToken(
             sub=sub,
