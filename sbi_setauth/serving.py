@@ -8,6 +8,14 @@ adds it through the smallest reliance on Hypercorn internals that works: a subcl
 subclass reads the TLS session once per connection and wraps `self.app` (Hypercorn's app wrapper,
 called as `app(scope, receive, send, sync_spawn, call_soon)`) so every HTTP and WebSocket scope of
 that connection carries the extension.
+
+A second, smaller reliance fixes how Hypercorn 0.18 treats a request body that arrives after the
+app has already answered (which is what every rejection does, since the body is never read):
+Hypercorn's HTTP/2 protocol looks the stream up without a guard and the `KeyError` tears down
+the whole connection. A subclass of `hypercorn.protocol.h2.H2Protocol`, installed as the name
+`H2Protocol` in `hypercorn.protocol`, credits such data to the connection window and drops it.
+It does not reset the stream: clients such as httpx treat even `RST_STREAM(NO_ERROR)` after a
+complete response as a failed request.
 """
 
 from __future__ import annotations
@@ -26,7 +34,10 @@ from collections.abc import Awaitable, Callable
 from importlib import metadata
 from typing import Any
 
+import h2.events
 import hypercorn.asyncio.run as hypercorn_run
+import hypercorn.protocol as hypercorn_protocol
+from hypercorn.protocol.h2 import H2Protocol
 from hypercorn.asyncio.tcp_server import TCPServer
 from hypercorn.config import Config, Sockets
 from hypercorn.utils import wrap_app
@@ -170,6 +181,26 @@ class _TlsTCPServer(TCPServer):
         await super().run()
 
 
+class _LateBodyH2Protocol(H2Protocol):
+    """Hypercorn's HTTP/2 protocol, tolerating request data for streams it has closed.
+
+    Relies on Hypercorn internals: `H2Protocol._handle_events(events)`, `self.streams` and
+    `self.connection` (the h2 connection).
+    """
+
+    async def _handle_events(self, events: list[h2.events.Event]) -> None:
+        # One event at a time: a stream comes to exist only once its RequestReceived has been
+        # handled, so whether data is orphaned can be decided only in order.
+        for event in events:
+            if isinstance(event, h2.events.DataReceived) and event.stream_id not in self.streams:
+                self.connection.acknowledge_received_data(
+                    event.flow_controlled_length, event.stream_id
+                )
+            else:
+                await super()._handle_events([event])
+        await self._flush()
+
+
 def _install_tls_tcp_server() -> None:
     """Install the TLS-aware TCPServer into Hypercorn, or fail clearly if it cannot be."""
     try:
@@ -184,6 +215,8 @@ def _install_tls_tcp_server() -> None:
         or not {"app", "writer"} <= set(init_parameters)
         or "sockets" not in serve_parameters
         or not inspect.iscoroutinefunction(getattr(TCPServer, "run", None))
+        or getattr(hypercorn_protocol, "H2Protocol", None) not in (H2Protocol, _LateBodyH2Protocol)
+        or not inspect.iscoroutinefunction(getattr(H2Protocol, "_handle_events", None))
     ):
         raise RuntimeError(
             f"hypercorn {version} lacks the internals sbi_setauth.serving relies on "
@@ -194,7 +227,9 @@ def _install_tls_tcp_server() -> None:
     if not any(version.startswith(series + ".") for series in TESTED_HYPERCORN_VERSIONS):
         logger.warning("hypercorn %s is untested with sbi_setauth.serving", version)
     # Internal: worker_serve looks this module global up for every accepted connection.
-    hypercorn_run.TCPServer = _TlsTCPServer  # type: ignore[misc]
+    setattr(hypercorn_run, "TCPServer", _TlsTCPServer)
+    # Internal: ProtocolWrapper looks this module global up for every HTTP/2 connection.
+    setattr(hypercorn_protocol, "H2Protocol", _LateBodyH2Protocol)
 
 
 class _ServingConfig(Config):

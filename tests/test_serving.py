@@ -447,3 +447,16 @@ def test_cli_serve_runs_app_with_client_chain(pki: Pki, tmp_path: Path) -> None:
     assert response.http_version == "HTTP/2"
     assert _same_certificate(response.text, pki.client.pem)
     assert code == 0
+
+
+@pytest.mark.parametrize("size", [0, 10, 200_000])
+def test_answer_before_the_body_keeps_the_http2_connection(
+    server: BackgroundServer, app: RecordingApp, pki: Pki, size: int
+) -> None:
+    with httpx.Client(verify=_client_context(pki, pki.client), http2=True) as client:
+        unread = client.put(f"{server.url}/nudm-sdm/v2/imsi-001", content=b"x" * size)
+        after = client.get(f"{server.url}/nudm-sdm/v2/imsi-001")
+
+    assert unread.status_code == 200 and unread.http_version == "HTTP/2"
+    assert after.status_code == 200
+    assert len(app.scopes) == 2
