@@ -191,7 +191,7 @@ class CcaVerifier:
     def _check_signature(self, parsed: ParsedJws, leaf_der: bytes) -> None:
         try:
             public_key = x509.load_der_x509_certificate(leaf_der).public_key()
-        except (ValueError, TypeError, UnsupportedAlgorithm):
+        except (ValueError, TypeError, UnsupportedAlgorithm, x509.InvalidVersion):
             raise CcaVerificationFailure("CCA signer certificate is not valid DER") from None
         try:
             alg = alg_for_key(public_key)

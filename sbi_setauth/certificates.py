@@ -387,7 +387,7 @@ class CertificateVerifier:
     ) -> tuple[VerifiedCertificate, float]:
         try:
             certificates = [x509.load_der_x509_certificate(der) for der in chain_der]
-        except ValueError:
+        except (ValueError, x509.InvalidVersion):
             raise CertificateError("certificate is not valid DER") from None
 
         verifier = (

@@ -97,6 +97,8 @@ class CredentialReader:
         if self.peer_cert == "tls":
             tls = scope.get("extensions", {}).get("tls") or {}
             pem_chain = tls.get("client_cert_chain") or ()
+            if not isinstance(pem_chain, (list, tuple)):
+                raise PeerCertificateInvalid("the server passed a malformed certificate chain")
             return self._der_chain(tuple(pem_chain)) if pem_chain else None
 
         client = scope.get("client")
@@ -122,6 +124,8 @@ class CredentialReader:
         return tuple(chain) if chain else None
 
     def _der_chain(self, pem_chain: tuple[str, ...]) -> tuple[bytes, ...]:
+        if not all(isinstance(pem, str) for pem in pem_chain):
+            raise PeerCertificateInvalid("the peer certificate is not PEM")
         cached = self._pem_cache.get(pem_chain)
         if cached is not None:
             return cached
@@ -129,7 +133,7 @@ class CredentialReader:
             raise PeerCertificateInvalid("the peer certificate chain is too long")
         der_chain = []
         for pem in pem_chain:
-            match = _PEM_CERTIFICATE.search(pem) if isinstance(pem, str) else None
+            match = _PEM_CERTIFICATE.search(pem)
             if match is None:
                 raise PeerCertificateInvalid("the peer certificate is not PEM")
             try:

@@ -165,7 +165,7 @@ def _base64_der(data: str) -> bytes:
 def _checked_certificate(der: bytes) -> bytes:
     try:
         x509.load_der_x509_certificate(der)
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):
         raise ForwardedCertificateError("entry is not an X.509 certificate") from None
     return der
 

@@ -44,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 CONSUMER_SCOPE_KEY = "sbi_setauth.consumer"
 _AUTHORITY = re.compile(r"[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](:[0-9]{1,5})?")
+_SCOPE_TOKEN = re.compile(r"[A-Za-z0-9_:-]{1,64}")
 _API_PATH = re.compile(r"/[A-Za-z0-9_-]{1,64}(/v[0-9]{1,3})?")
 
 
@@ -172,7 +173,8 @@ class SetAuthMiddleware:
             known.setdefault("set", access_token.nf_set_id)
         service = _service(scope["path"])
         if service not in self.services:
-            raise InsufficientScope(f"this producer does not serve {service[:64]!r}", service)
+            named = service if _SCOPE_TOKEN.fullmatch(service) else None
+            raise InsufficientScope(f"this producer does not serve {service[:64]!r}", named)
         operation = None
         if self.operation_scopes is not None:
             operation = self.operation_scopes.lookup(scope["method"], service, scope["path"])

@@ -73,7 +73,7 @@ class InsufficientScope(Rejection):
     title = "Insufficient scope"
     bearer_error = "insufficient_scope"
 
-    def __init__(self, detail: str, scope: str) -> None:
+    def __init__(self, detail: str, scope: str | None) -> None:
         super().__init__(detail)
         self.scope = scope
 
@@ -156,7 +156,7 @@ def render_rejection(rejection: Rejection, realm: str) -> tuple[int, list[tuple[
         "title": rejection.title,
         "detail": rejection.detail,
     }
-    if isinstance(rejection, InsufficientScope):
+    if isinstance(rejection, InsufficientScope) and rejection.scope:
         problem["invalidParams"] = [{"param": "scope", "reason": rejection.scope}]
     body = json.dumps(problem, separators=(",", ":")).encode()
     headers = [
@@ -169,7 +169,7 @@ def render_rejection(rejection: Rejection, realm: str) -> tuple[int, list[tuple[
         headers.append((b"www-authenticate", f"Bearer realm={_quoted(realm)}".encode()))
     elif rejection.bearer_error is not None:
         challenge = f"Bearer realm={_quoted(realm)}, error={_quoted(rejection.bearer_error)}"
-        if isinstance(rejection, InsufficientScope):
+        if isinstance(rejection, InsufficientScope) and rejection.scope:
             challenge += f", scope={_quoted(rejection.scope)}"
         headers.append((b"www-authenticate", challenge.encode()))
     if isinstance(rejection, HolderStoreUnavailable):
