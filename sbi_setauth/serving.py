@@ -239,6 +239,9 @@ class _ServingConfig(Config):
         self._ssl_context = ssl_context
         self.errorlog = logging.getLogger("hypercorn.error")
         self.ssl_handshake_timeout = _HANDSHAKE_TIMEOUT
+        # SBI connections are long-lived; Hypercorn's default closes one after 1,000 requests,
+        # failing whatever is still in flight on it.
+        self.keep_alive_max_requests = 2**31
 
     @property
     def ssl_enabled(self) -> bool:
