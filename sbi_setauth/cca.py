@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 
 from .certificates import CertificateError, CertificateVerifier, VerifiedCertificate
 from .identifiers import IdentifierError, normalize_nf_instance_id, normalize_nf_set_id
@@ -98,11 +97,11 @@ class CcaVerifier:
 
         chain_der = self._check_header(parsed.header)
         sub, nf_set_id = self._check_claims(claims)
-        self._check_signature(parsed, chain_der[0])
         try:
             signer = self.certificates.verify(chain_der)
         except CertificateError as error:
             raise CcaVerificationFailure(f"CCA signer certificate: {error}") from None
+        self._check_signature(parsed, signer.public_key)
 
         if signer.nf_instance_id is None:
             raise CcaVerificationFailure("CCA signer certificate has no NF instance ID")
@@ -188,11 +187,7 @@ class CcaVerifier:
         except IdentifierError:
             raise CcaVerificationFailure("CCA NF Set ID is malformed") from None
 
-    def _check_signature(self, parsed: ParsedJws, leaf_der: bytes) -> None:
-        try:
-            public_key = x509.load_der_x509_certificate(leaf_der).public_key()
-        except (ValueError, TypeError, UnsupportedAlgorithm, x509.InvalidVersion):
-            raise CcaVerificationFailure("CCA signer certificate is not valid DER") from None
+    def _check_signature(self, parsed: ParsedJws, public_key: PublicKeyTypes) -> None:
         try:
             alg = alg_for_key(public_key)
         except JwsError:

@@ -200,7 +200,8 @@ def load_json_object(data: bytes, *, max_depth: int = 8) -> dict[str, Any]:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         raise JwsError("JSON is not valid UTF-8") from None
-    if _nesting_depth(text) > max_depth:
+    brackets = text.count("{") + text.count("[")
+    if brackets > max_depth and _nesting_depth(text) > max_depth:
         raise JwsError("JSON nested too deeply")
 
     try:
@@ -211,7 +212,8 @@ def load_json_object(data: bytes, *, max_depth: int = 8) -> dict[str, Any]:
             parse_int=_bounded_int,
             parse_float=_finite_float,
         )
-        _check_strings(document)
+        if "\\u" in text:
+            _check_strings(document)
     except JwsError:
         raise
     except (ValueError, RecursionError):
