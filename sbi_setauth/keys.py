@@ -329,6 +329,7 @@ class NrfKeys:
         self._lock = threading.Lock()
         self._stats = [_stat(path) for path in self._paths]
         self._index = _load_index(self._paths)
+        self.generation = 0
         now = clock()
         self._next_periodic_check = now + PERIODIC_CHECK_INTERVAL
         self._next_unknown_key_check = now
@@ -353,9 +354,7 @@ class NrfKeys:
         kid = _header_name(header, "kid")
         x5t_s256 = _header_name(header, "x5t#S256")
         now = self._clock()
-        if now >= self._next_periodic_check:
-            self._next_periodic_check = now + PERIODIC_CHECK_INTERVAL
-            self._reload_if_changed()
+        self._refresh_at(now)
 
         key = self._find(kid, x5t_s256)
         if key is None and (kid is not None or x5t_s256 is not None):
@@ -371,6 +370,20 @@ class NrfKeys:
         if key.alg is not None and key.alg != alg:
             raise JwsError("key is not meant for this algorithm")
         return key
+
+    def refresh(self) -> int:
+        """Re-read changed files when the periodic check is due; return the key generation.
+
+        The generation goes up with every reload, so callers that keep anything verified with
+        these keys know when to forget it.
+        """
+        self._refresh_at(self._clock())
+        return self.generation
+
+    def _refresh_at(self, now: float) -> None:
+        if now >= self._next_periodic_check:
+            self._next_periodic_check = now + PERIODIC_CHECK_INTERVAL
+            self._reload_if_changed()
 
     def _find(self, kid: str | None, x5t_s256: str | None) -> VerificationKey | None:
         index = self._index
@@ -394,5 +407,6 @@ class NrfKeys:
                 logger.error("NRF keys not reloaded, keeping the previous keys: %s", error)
                 return False
             self._index = index
+            self.generation += 1
         logger.info("NRF keys reloaded: %d keys", len(index.keys))
         return True

@@ -99,9 +99,14 @@ class AccessTokenVerifier:
         self.set_claim = settings.set_claim
         self.cache_size = cache_size
         self._cache: OrderedDict[str, VerifiedAccessToken] = OrderedDict()
+        self._keys_generation = keys.generation
 
     def verify(self, access_token: str) -> VerifiedAccessToken:
         """Return the verified token, or raise `AccessTokenInvalid`; scopes are not checked."""
+        generation = self.keys.refresh()
+        if generation != self._keys_generation:
+            self._cache.clear()
+            self._keys_generation = generation
         verified = self._cache.get(access_token)
         if verified is None:
             verified = self._verify_uncached(access_token)

@@ -386,3 +386,31 @@ async def test_problem_details_never_echo_the_token(pki: Pki, producer: Producer
     assert token.split(".")[1] not in answer.body.decode()
     assert answer.headers["content-type"] == "application/problem+json"
     assert answer.headers["cache-control"] == "no-store"
+
+
+async def test_key_added_to_the_key_file_is_honoured(pki: Pki, producer: Producer) -> None:
+    amf = pki.amf(None)
+    rotated = Nrf(pki.nrf.nrf_instance_id, kid="nrf-key-2")
+    keys = pki.nrf.jwks()["keys"] + rotated.jwks()["keys"]
+    pki.jwks_path.write_text(json.dumps({"keys": keys}))
+    token = rotated.access_token(sub=amf.nf_instance_id, aud="UDM", scope="nudm-sdm")
+    answer = await producer.request(headers=bearer(token), peer=amf)
+    assert answer.status == 200
+
+
+def test_cached_token_is_dropped_when_its_key_leaves_the_key_file(pki: Pki) -> None:
+    from sbi_setauth.keys import NrfKeys
+    from sbi_setauth.rejections import AccessTokenInvalid
+    from sbi_setauth.tokens import AccessTokenVerifier
+
+    ticks = [0.0]
+    keys = NrfKeys.from_files([pki.jwks_path], clock=lambda: ticks[0])
+    verifier = AccessTokenVerifier(pki.settings(), keys)
+    amf = pki.amf(None)
+    token = pki.instance_token(amf)
+    assert verifier.verify(token).sub == amf.nf_instance_id
+
+    Nrf(pki.nrf.nrf_instance_id, kid="nrf-key-2").write_jwks(pki.jwks_path)
+    ticks[0] += 31
+    with pytest.raises(AccessTokenInvalid):
+        verifier.verify(token)
