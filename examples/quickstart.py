@@ -1,4 +1,4 @@
-"""A producer protected by sbi_setauth, exercised in-process: prints accepted and rejected requests.
+"""A producer protected by sbi_setauth, run in-process: prints accepted and rejected requests.
 
 Run it with `python examples/quickstart.py`. Everything (operator CA, NRF key, certificates) is
 made on the spot with `sbi_setauth.testing`; the requests go straight through ASGI.
@@ -79,7 +79,9 @@ async def main() -> None:
                 headers["Authorization"] = f"Bearer {token}"
             if set_header:
                 headers["3gpp-Sbi-Binding"] = set_header
-            response = await client.get("/nudm-sdm/v2/imsi-001010000000001/am-data", headers=headers)
+            response = await client.get(
+                "/nudm-sdm/v2/imsi-001010000000001/am-data", headers=headers
+            )
             outcome = response.json().get("cause", "accepted")
             print(f"{response.status_code}  {outcome:<22} {title}")
 

@@ -1,4 +1,4 @@
-"""Producer-side verification of 5G SBI access tokens, CCAs and consumer NF Sets, as ASGI middleware."""
+"""Producer-side verification of 5G SBI access tokens, CCAs and consumer NF Sets, for ASGI."""
 
 from __future__ import annotations
 

@@ -43,7 +43,9 @@ __all__ = ["SetAuthMiddleware", "ConsumerUser", "CONSUMER_SCOPE_KEY"]
 logger = logging.getLogger(__name__)
 
 CONSUMER_SCOPE_KEY = "sbi_setauth.consumer"
-_AUTHORITY = re.compile(r"[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](:[0-9]{1,5})?")
+_AUTHORITY = re.compile(
+    r"[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](:[0-9]{1,5})?"
+)
 _SCOPE_TOKEN = re.compile(r"[A-Za-z0-9_:-]{1,64}")
 _API_PATH = re.compile(r"/[A-Za-z0-9_-]{1,64}(/v[0-9]{1,3})?")
 

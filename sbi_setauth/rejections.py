@@ -148,7 +148,9 @@ def _quoted(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def render_rejection(rejection: Rejection, realm: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+def render_rejection(
+    rejection: Rejection, realm: str
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     """Return the status, headers and ProblemDetails body that answer `rejection`."""
     problem = {
         "status": rejection.status,

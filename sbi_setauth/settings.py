@@ -201,10 +201,17 @@ class Settings:
         fix("exclusive_use", _as_bool("EXCLUSIVE_USE", self.exclusive_use))
         store = str(self.holder_store).strip()
         if store != "memory" and not store.startswith(("redis://", "rediss://")):
-            raise SettingsError("HOLDER_STORE", f"expected memory or a redis:// URL, got {store!r}")
+            raise SettingsError(
+                "HOLDER_STORE", f"expected memory or a redis:// URL, got {store!r}"
+            )
         fix("holder_store", store)
-        fix("holder_lease", _as_number("HOLDER_LEASE", self.holder_lease, minimum=0.1, integer=False))
-        fix("store_failure", _choice("STORE_FAILURE", str(self.store_failure), STORE_FAILURE_MODES))
+        fix(
+            "holder_lease",
+            _as_number("HOLDER_LEASE", self.holder_lease, minimum=0.1, integer=False),
+        )
+        fix(
+            "store_failure", _choice("STORE_FAILURE", str(self.store_failure), STORE_FAILURE_MODES)
+        )
 
         if self.peer_cert != "none" or self.require_cca:
             if not self.trust_anchors:

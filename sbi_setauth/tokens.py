@@ -219,7 +219,9 @@ class AccessTokenVerifier:
                 raise AccessTokenInvalid("the access token audience is another NF type")
             return
         if type(audience) is not list or not 0 < len(audience) <= MAX_AUDIENCES:
-            raise AccessTokenInvalid("the aud claim is neither an NF type nor a list of NF instances")
+            raise AccessTokenInvalid(
+                "the aud claim is neither an NF type nor a list of NF instances"
+            )
         for member in audience:
             if type(member) is not str:
                 raise AccessTokenInvalid("the aud claim holds a value that is not a string")
@@ -246,7 +248,9 @@ class AccessTokenVerifier:
 
         if "producerSnssaiList" in claims:
             if not self.snssais:
-                raise AccessTokenInvalid("producerSnssaiList cannot be confirmed: SNSSAIS is unset")
+                raise AccessTokenInvalid(
+                    "producerSnssaiList cannot be confirmed: SNSSAIS is unset"
+                )
             snssais = claims["producerSnssaiList"]
             if type(snssais) is not list or not 0 < len(snssais) <= MAX_LIST_CLAIM:
                 raise AccessTokenInvalid("the producerSnssaiList claim is not a list of S-NSSAIs")

@@ -1,4 +1,4 @@
-"""Shared fixtures: an operator PKI, an NRF and a protected producer app, all made fresh per test."""
+"""Shared fixtures: an operator PKI, an NRF and a protected producer app, made fresh per test."""
 
 from __future__ import annotations
 

@@ -20,7 +20,11 @@ def b64url(data: bytes) -> str:
 
 def forge(header: dict, payload: dict, signature: bytes = b"sig") -> str:
     return ".".join(
-        [b64url(json.dumps(header).encode()), b64url(json.dumps(payload).encode()), b64url(signature)]
+        [
+            b64url(json.dumps(header).encode()),
+            b64url(json.dumps(payload).encode()),
+            b64url(signature),
+        ]
     )
 
 
@@ -52,16 +56,22 @@ async def test_valid_instance_token_reaches_handler(pki: Pki, producer: Producer
 async def test_missing_token_is_401_without_error(pki: Pki, producer: Producer) -> None:
     answer = await producer.request(peer=pki.amf())
     assert_rejected(answer, 401, "ACCESS_TOKEN_MISSING")
-    assert answer.headers["www-authenticate"] == 'Bearer realm="https://udm.example.org/nudm-sdm/v2"'
+    assert (
+        answer.headers["www-authenticate"] == 'Bearer realm="https://udm.example.org/nudm-sdm/v2"'
+    )
 
 
 async def test_other_scheme_counts_as_no_token(pki: Pki, producer: Producer) -> None:
-    answer = await producer.request(headers={"Authorization": "Basic dXNlcjpwYXNz"}, peer=pki.amf())
+    answer = await producer.request(
+        headers={"Authorization": "Basic dXNlcjpwYXNz"}, peer=pki.amf()
+    )
     assert_rejected(answer, 401, "ACCESS_TOKEN_MISSING")
 
 
 @pytest.mark.parametrize("scheme", ["bearer", "BEARER", "BeArEr"])
-async def test_bearer_scheme_is_case_insensitive(pki: Pki, producer: Producer, scheme: str) -> None:
+async def test_bearer_scheme_is_case_insensitive(
+    pki: Pki, producer: Producer, scheme: str
+) -> None:
     amf = pki.amf(None)
     token = pki.instance_token(amf)
     answer = await producer.request(headers={"Authorization": f"{scheme}   {token}"}, peer=amf)
@@ -82,7 +92,9 @@ async def test_bearer_without_token_is_400(pki: Pki, producer: Producer) -> None
 
 
 async def test_one_mebibyte_authorization_is_400(pki: Pki, producer: Producer) -> None:
-    answer = await producer.request(headers={"Authorization": "Bearer " + "a" * 2**20}, peer=pki.amf())
+    answer = await producer.request(
+        headers={"Authorization": "Bearer " + "a" * 2**20}, peer=pki.amf()
+    )
     assert_rejected(answer, 400, "INVALID_REQUEST", "invalid_request")
 
 
@@ -135,7 +147,9 @@ CLAIM_FAILURES = {
 @pytest.mark.parametrize("claims", CLAIM_FAILURES.values(), ids=CLAIM_FAILURES.keys())
 async def test_claim_failure_is_invalid_token(pki: Pki, producer: Producer, claims: dict) -> None:
     amf = pki.amf(None)
-    answer = await producer.request(headers=bearer(pki.instance_token(amf, claims=claims)), peer=amf)
+    answer = await producer.request(
+        headers=bearer(pki.instance_token(amf, claims=claims)), peer=amf
+    )
     assert_rejected(answer, 401, "ACCESS_TOKEN_INVALID", "invalid_token")
 
 
@@ -151,7 +165,9 @@ async def test_issuer_that_is_a_prefix_of_an_allowed_one_is_rejected(pki: Pki) -
 
 async def test_audience_naming_own_instance_is_accepted(pki: Pki, producer: Producer) -> None:
     amf = pki.amf(None)
-    token = pki.instance_token(amf, aud=["6f1e0c52-0a3a-4c0e-9a4f-3b7a1d1e2f00", PRODUCER_ID.upper()])
+    token = pki.instance_token(
+        amf, aud=["6f1e0c52-0a3a-4c0e-9a4f-3b7a1d1e2f00", PRODUCER_ID.upper()]
+    )
     answer = await producer.request(headers=bearer(token), peer=amf)
     assert answer.status == 200
 
@@ -196,7 +212,9 @@ async def test_producer_claims_checked_against_settings(pki: Pki) -> None:
         {"producerSnssaiList": [{"sst": "1"}]},
         {"producerSnssaiList": []},
     ):
-        answer = await producer.request(headers=bearer(pki.instance_token(amf, claims=bad)), peer=amf)
+        answer = await producer.request(
+            headers=bearer(pki.instance_token(amf, claims=bad)), peer=amf
+        )
         assert_rejected(answer, 401, "ACCESS_TOKEN_INVALID", "invalid_token")
 
 
@@ -235,7 +253,9 @@ async def test_operation_scope_from_file(pki: Pki) -> None:
 
 
 @pytest.mark.parametrize("alg", ["none", "None", "NONE", "nOnE"])
-async def test_alg_none_in_any_spelling_is_rejected(pki: Pki, producer: Producer, alg: str) -> None:
+async def test_alg_none_in_any_spelling_is_rejected(
+    pki: Pki, producer: Producer, alg: str
+) -> None:
     amf = pki.amf(None)
     token = pki.instance_token(amf)
     header, payload, _ = token.split(".")
@@ -290,8 +310,18 @@ async def test_hs256_signed_with_the_nrf_public_key_is_rejected(pki: Pki, form: 
         {"kid": "x' OR '1'='1"},
         {"kid": ["nrf-key-1"]},
     ],
-    ids=["jwk", "jku", "x5u", "crit", "b64-false", "typ", "unknown-kid", "kid-path", "kid-sql",
-         "kid-list"],
+    ids=[
+        "jwk",
+        "jku",
+        "x5u",
+        "crit",
+        "b64-false",
+        "typ",
+        "unknown-kid",
+        "kid-path",
+        "kid-sql",
+        "kid-list",
+    ],
 )
 async def test_hostile_token_headers_are_rejected(pki: Pki, extra_header: dict) -> None:
     producer = build_producer(pki.settings())
@@ -322,8 +352,18 @@ async def test_algorithm_not_configured_is_rejected(pki: Pki) -> None:
         lambda t: "..",
         lambda t: t.replace(".", "..", 1),
     ],
-    ids=["pad-end", "pad-header", "plus", "slash", "empty-header", "empty-signature",
-         "four-segments", "two-segments", "only-dots", "empty-middle"],
+    ids=[
+        "pad-end",
+        "pad-header",
+        "plus",
+        "slash",
+        "empty-header",
+        "empty-signature",
+        "four-segments",
+        "two-segments",
+        "only-dots",
+        "empty-middle",
+    ],
 )
 async def test_malformed_compact_syntax_is_rejected(pki: Pki, producer: Producer, mangle) -> None:
     amf = pki.amf(None)

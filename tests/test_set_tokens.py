@@ -72,9 +72,7 @@ async def test_nf_set_cross_match_matrix(
     peer: NfCertificate = certificates[peer_set]
     signer: NfCertificate = certificates[signer_set]
     token_claim = spelled(token_set, "canonical")
-    token = pki.nrf.access_token(
-        sub=ACTING, aud="UDM", scope="nudm-sdm", nf_set_id=token_claim
-    )
+    token = pki.nrf.access_token(sub=ACTING, aud="UDM", scope="nudm-sdm", nf_set_id=token_claim)
     headers = dict(bearer(token))
     headers["3gpp-Sbi-Client-Credentials"] = signer.cca(nf_set_id=spelled(cca_set, "mixed"))
     request_claim = spelled(request_set, "upper")
@@ -178,20 +176,38 @@ async def test_cca_signer_proves_set_without_peer_certificate(pki: Pki) -> None:
         ("bl=nf-set; nfset=SET1-REGION48.AMFSET.5GC.MNC001.MCC001", 200, None),
         ("bl=nf-set; nfset=set1-region48.amfset.5gc.mnc01.mcc001", 400, "INVALID_REQUEST"),
         ("bl=nf-set; nfset=set1-region48.amfset.5gc.mnc001.mcc001.", 400, "INVALID_REQUEST"),
-        ("bl=nf-set; nfset=set1-region48.amfset.5gc.mnc001.mcc001, bl=nf-set; "
-         "nfset=set2-region48.amfset.5gc.mnc001.mcc001", 400, "INVALID_REQUEST"),
-        ("bl=nf-set; nfset=set1-region48.amfset.5gc.mnc001.mcc001, , bl=nf-instance; "
-         "nfinst=2b0f7a36-1f1c-4a5e-9f27-7c9f0d3e8a10", 200, None),
+        (
+            "bl=nf-set; nfset=set1-region48.amfset.5gc.mnc001.mcc001, bl=nf-set; "
+            "nfset=set2-region48.amfset.5gc.mnc001.mcc001",
+            400,
+            "INVALID_REQUEST",
+        ),
+        (
+            "bl=nf-set; nfset=set1-region48.amfset.5gc.mnc001.mcc001, , bl=nf-instance; "
+            "nfinst=2b0f7a36-1f1c-4a5e-9f27-7c9f0d3e8a10",
+            200,
+            None,
+        ),
         ("nfset=set1-region48.amfset.5gc.mnc001.mcc001", 400, "INVALID_REQUEST"),
     ],
-    ids=["legacy-region", "upper-case", "two-digit-mnc", "trailing-dot", "two-sets",
-         "empty-element", "no-bl"],
+    ids=[
+        "legacy-region",
+        "upper-case",
+        "two-digit-mnc",
+        "trailing-dot",
+        "two-sets",
+        "empty-element",
+        "no-bl",
+    ],
 )
 async def test_binding_header_forms(pki: Pki, header_value: str, status: int, cause) -> None:
     region_set = "set1-region48.amfset.5gc.mnc001.mcc001"
     producer = build_producer(pki.settings())
     amf = pki.amf(region_set)
-    headers = {**bearer(pki.set_token(amf, nf_set_id=region_set)), "3gpp-Sbi-Binding": header_value}
+    headers = {
+        **bearer(pki.set_token(amf, nf_set_id=region_set)),
+        "3gpp-Sbi-Binding": header_value,
+    }
     answer = await producer.request(headers=headers, peer=amf)
     assert (answer.status, answer.cause) == (status, cause)
 

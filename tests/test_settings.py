@@ -116,7 +116,9 @@ def test_bad_value_names_the_variable(pki: Pki, name: str, value: str) -> None:
     assert f"SBI_SETAUTH_{name}" in str(raised.value)
 
 
-@pytest.mark.parametrize("name", ["NF_TYPE", "NF_INSTANCE_ID", "SERVICES", "NRF_ISSUERS", "NRF_KEYS"])
+@pytest.mark.parametrize(
+    "name", ["NF_TYPE", "NF_INSTANCE_ID", "SERVICES", "NRF_ISSUERS", "NRF_KEYS"]
+)
 def test_missing_required_value_names_the_variable(pki: Pki, name: str) -> None:
     env = environment(pki)
     del env[f"SBI_SETAUTH_{name}"]
