@@ -133,7 +133,7 @@ class SetAuthMiddleware:
             self.lease_store = lease_store or open_lease_store(settings.holder_store)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self._is_exempt(scope["path"]):
+        if scope["type"] not in ("http", "websocket") or self._is_exempt(scope["path"]):
             await self.app(scope, receive, send)
             return
 
@@ -142,6 +142,9 @@ class SetAuthMiddleware:
             consumer = await self._verify(scope, known)
         except Rejection as rejection:
             self._log_rejection(rejection, scope, known)
+            if scope["type"] == "websocket":
+                await send({"type": "websocket.close", "code": 1008})
+                return
             status, headers, body = render_rejection(rejection, _realm(scope))
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
@@ -150,7 +153,7 @@ class SetAuthMiddleware:
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "accepted %s %r instance=%s set=%s",
-                scope["method"],
+                scope.get("method", "GET"),
                 scope["path"][:200],
                 consumer.nf_instance_id,
                 consumer.nf_set_id,
@@ -179,7 +182,9 @@ class SetAuthMiddleware:
             raise InsufficientScope(f"this producer does not serve {service[:64]!r}", named)
         operation = None
         if self.operation_scopes is not None:
-            operation = self.operation_scopes.lookup(scope["method"], service, scope["path"])
+            operation = self.operation_scopes.lookup(
+                scope.get("method", "GET"), service, scope["path"]
+            )
         self.access_tokens.check_scope(access_token, service, operation)
 
         cca = self._cca(raw, required=via_scp is not None)

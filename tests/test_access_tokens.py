@@ -454,3 +454,23 @@ def test_cached_token_is_dropped_when_its_key_leaves_the_key_file(pki: Pki) -> N
     ticks[0] += 31
     with pytest.raises(AccessTokenInvalid):
         verifier.verify(token)
+
+
+async def test_websocket_without_token_is_closed_before_the_app(pki: Pki) -> None:
+    seen = []
+
+    async def app(scope, receive, send):
+        seen.append(scope["type"])
+
+    from sbi_setauth import SetAuthMiddleware
+
+    middleware = SetAuthMiddleware(app, settings=pki.settings())
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {"type": "websocket", "path": "/nudm-sdm/v2/x", "headers": [], "client": None}
+    await middleware(scope, None, send)
+    assert seen == []
+    assert sent == [{"type": "websocket.close", "code": 1008}]
