@@ -1,7 +1,8 @@
 """A producer protected by sbi_setauth, run in-process: prints accepted and rejected requests.
 
 Run it with `python examples/quickstart.py`. Everything (operator CA, NRF key, certificates) is
-made on the spot with `sbi_setauth.testing`; the requests go straight through ASGI.
+made on the spot with `sbi_setauth.testing`, whose `asgi_request` calls the app as a TLS server
+would, with the consumer's certificate in the ASGI TLS extension.
 """
 
 from __future__ import annotations
@@ -10,14 +11,13 @@ import asyncio
 import tempfile
 from pathlib import Path
 
-import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from sbi_setauth import SetAuthMiddleware, Settings
-from sbi_setauth.testing import CA, Nrf, NfCertificate
+from sbi_setauth.testing import CA, Nrf, asgi_request
 
 AMF_SET = "set1.amfset.5gc.mnc001.mcc001"
 
@@ -25,19 +25,6 @@ AMF_SET = "set1.amfset.5gc.mnc001.mcc001"
 async def am_data(request: Request) -> JSONResponse:
     consumer = request.state.consumer
     return JSONResponse({"supi": request.path_params["supi"], "servedTo": consumer.nf_instance_id})
-
-
-class PeerCertificate:
-    """ASGI wrapper standing in for the TLS server: hands the app the client certificate."""
-
-    def __init__(self, app: Starlette) -> None:
-        self.app = app
-        self.peer: NfCertificate | None = None
-
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http" and self.peer is not None:
-            scope.setdefault("extensions", {})["tls"] = {"client_cert_chain": self.peer.chain_pem}
-        await self.app(scope, receive, send)
 
 
 async def main() -> None:
@@ -53,7 +40,6 @@ async def main() -> None:
     )
     app = Starlette(routes=[Route("/nudm-sdm/v2/{supi}/am-data", am_data)])
     app.add_middleware(SetAuthMiddleware, settings=settings)
-    wrapper = PeerCertificate(app)
 
     amf1 = ca.issue_nf_certificate(nf_type="AMF", nf_set_id=AMF_SET)
     amf2 = ca.issue_nf_certificate(nf_type="AMF", nf_set_id=AMF_SET)
@@ -70,20 +56,16 @@ async def main() -> None:
         ("set token, second instance while the first holds it", amf2, set_token, binding),
         ("no access token", amf1, None, None),
     ]
-    transport = httpx.ASGITransport(app=wrapper)
-    async with httpx.AsyncClient(transport=transport, base_url="https://udm.example") as client:
-        for title, peer, token, set_header in cases:
-            wrapper.peer = peer
-            headers = {}
-            if token:
-                headers["Authorization"] = f"Bearer {token}"
-            if set_header:
-                headers["3gpp-Sbi-Binding"] = set_header
-            response = await client.get(
-                "/nudm-sdm/v2/imsi-001010000000001/am-data", headers=headers
-            )
-            outcome = response.json().get("cause", "accepted")
-            print(f"{response.status_code}  {outcome:<22} {title}")
+    for title, peer, token, set_header in cases:
+        headers = {}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        if set_header:
+            headers["3gpp-Sbi-Binding"] = set_header
+        answer = await asgi_request(
+            app, "/nudm-sdm/v2/imsi-001010000000001/am-data", headers=headers, peer=peer
+        )
+        print(f"{answer.status}  {answer.cause or 'accepted':<22} {title}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ import json
 import os
 import secrets
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
-__all__ = ["CA", "NfCertificate", "Nrf", "NF_TYPES_OID", "sign_jws"]
+__all__ = ["CA", "NfCertificate", "Nrf", "NF_TYPES_OID", "AsgiAnswer", "asgi_request", "sign_jws"]
 
 NF_TYPES_OID = x509.ObjectIdentifier("1.3.6.1.5.5.7.1.34")
 """The nfTypes certificate extension (RFC 9310): SEQUENCE OF IA5String."""
@@ -543,3 +544,92 @@ class Nrf:
             header={"kid": self.kid, **(header or {})},
             alg=alg,
         )
+
+
+def _raw_header(item: tuple[str | bytes, str | bytes]) -> tuple[bytes, bytes]:
+    name, value = item
+    if isinstance(name, str):
+        name = name.lower().encode("latin-1")
+    if isinstance(value, str):
+        value = value.encode("latin-1")
+    return name, value
+
+
+@dataclass(frozen=True, slots=True)
+class AsgiAnswer:
+    """What a client sees of one request made with `asgi_request`."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    body_read: bool
+
+    def json(self) -> Any:
+        """The body parsed as JSON."""
+        return json.loads(self.body)
+
+    @property
+    def cause(self) -> str | None:
+        """The ProblemDetails `cause` of a rejection, None for any other answer."""
+        if self.headers.get("content-type") != "application/problem+json":
+            return None
+        return self.json().get("cause")
+
+
+async def asgi_request(
+    app: Any,
+    path: str = "/",
+    *,
+    method: str = "GET",
+    headers: Mapping[str, str] | Iterable[tuple[str | bytes, str | bytes]] = (),
+    peer: NfCertificate | Sequence[str] | None = None,
+    client: tuple[str, int] = ("127.0.0.1", 40000),
+    query: bytes = b"",
+    body: bytes = b"",
+    host: str = "localhost",
+) -> AsgiAnswer:
+    """Call an ASGI app with one HTTP/2 request, as a TLS server would, and return the answer.
+
+    Header names are lower-cased; bytes pass unchanged, for raw or hostile headers. `peer` is the
+    TLS client certificate the server verified: an `NfCertificate` or a list of PEM strings,
+    placed in the ASGI TLS extension. `body_read` tells whether the app asked for
+    the request body (a rejected request's body must never be read).
+    """
+    items = headers.items() if isinstance(headers, Mapping) else headers
+    scope: dict[str, Any] = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "2",
+        "method": method,
+        "scheme": "https",
+        "path": path,
+        "raw_path": path.encode("latin-1", "replace"),
+        "query_string": query,
+        "root_path": "",
+        "headers": [(b"host", host.encode("latin-1"))] + [_raw_header(item) for item in items],
+        "client": client,
+        "server": ("127.0.0.1", 443),
+        "extensions": {},
+    }
+    if peer is not None:
+        chain = peer.chain_pem if isinstance(peer, NfCertificate) else list(peer)
+        scope["extensions"]["tls"] = {"client_cert_chain": chain}
+
+    body_read = False
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal body_read
+        body_read = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    start = next(message for message in sent if message["type"] == "http.response.start")
+    content = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    answer_headers = {
+        name.decode("latin-1"): value.decode("latin-1") for name, value in start["headers"]
+    }
+    return AsgiAnswer(start["status"], answer_headers, content, body_read)

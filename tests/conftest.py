@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from sbi_setauth import SetAuthMiddleware, Settings
-from sbi_setauth.testing import CA, Nrf, NfCertificate
+from sbi_setauth.testing import CA, NfCertificate, Nrf, asgi_request
 
 PRODUCER_ID = "9f0cd3c4-6a0c-4d0b-8f43-3c9f6bb5f5a1"
 AMF_SET = "set1.amfset.5gc.mnc001.mcc001"
@@ -62,49 +62,22 @@ class Producer:
         query: bytes = b"",
         raw_headers: list[tuple[bytes, bytes]] | None = None,
     ) -> Answer:
-        items = headers.items() if isinstance(headers, Mapping) else headers
-        header_list = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in items]
-        header_list.insert(0, (b"host", b"udm.example.org"))
-        header_list += raw_headers or []
-        scope: dict[str, Any] = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "2",
-            "method": method,
-            "scheme": "https",
-            "path": path,
-            "raw_path": path.encode(),
-            "query_string": query,
-            "root_path": "",
-            "headers": header_list,
-            "client": client,
-            "server": ("127.0.0.1", 443),
-            "extensions": {},
-        }
-        if peer is not None:
-            chain = peer.chain_pem if isinstance(peer, NfCertificate) else peer
-            scope["extensions"]["tls"] = {"client_cert_chain": chain}
-
-        body_read = False
-        sent: list[dict[str, Any]] = []
-
-        async def receive() -> dict[str, Any]:
-            nonlocal body_read
-            body_read = True
-            return {"type": "http.request", "body": b"{}", "more_body": False}
-
-        async def send(message: dict[str, Any]) -> None:
-            sent.append(message)
-
+        items = list(headers.items() if isinstance(headers, Mapping) else headers)
         before = len(self.calls)
-        await self.middleware(scope, receive, send)
-        start = next(m for m in sent if m["type"] == "http.response.start")
-        body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+        answer = await asgi_request(
+            self.middleware,
+            path,
+            method=method,
+            headers=items + (raw_headers or []),
+            peer=peer,
+            client=client,
+            query=query,
+            host="udm.example.org",
+        )
         handler_ran = len(self.calls) > before
         if not handler_ran:
-            assert not body_read, "the middleware read the body of a rejected request"
-        headers_out = {k.decode(): v.decode() for k, v in start["headers"]}
-        return Answer(start["status"], headers_out, body, handler_ran)
+            assert not answer.body_read, "the middleware read the body of a rejected request"
+        return Answer(answer.status, answer.headers, answer.body, handler_ran)
 
 
 class Pki:
