@@ -85,7 +85,7 @@ class CredentialReader:
         return RawCredentials(
             access_token=_access_token(authorization),
             cca=_cca(cca),
-            set_header_values=tuple(_latin1(value, self.set_header) for value in set_values),
+            set_header_values=tuple(_ascii(value, self.set_header) for value in set_values),
             peer_chain=self._peer_chain(scope, forwarded),
         )
 
@@ -106,15 +106,15 @@ class CredentialReader:
             return None
         try:
             if self.peer_cert == "xfcc":
-                values = [_latin1(v, b"x-forwarded-client-cert") for v in
+                values = [v.decode("latin-1") for v in
                           forwarded.get(b"x-forwarded-client-cert", ())]
                 if sum(map(len, values)) > MAX_FORWARDED_SIZE:
                     raise ForwardedCertificateError("the forwarded certificate is too large")
                 chain = chain_from_xfcc(values) if values else None
             else:
                 chain = chain_from_client_cert(
-                    [_latin1(v, b"client-cert") for v in forwarded.get(b"client-cert", ())],
-                    [_latin1(v, b"client-cert-chain") for v in
+                    [v.decode("latin-1") for v in forwarded.get(b"client-cert", ())],
+                    [v.decode("latin-1") for v in
                      forwarded.get(b"client-cert-chain", ())],
                 )
         except ForwardedCertificateError as error:
@@ -147,7 +147,7 @@ class CredentialReader:
         return result
 
 
-def _latin1(value: bytes, name: bytes) -> str:
+def _ascii(value: bytes, name: bytes) -> str:
     try:
         return value.decode("ascii")
     except UnicodeDecodeError:
@@ -169,7 +169,7 @@ def _access_token(values: list[bytes]) -> str | None:
     match = _BEARER.fullmatch(value)
     if match is None:
         raise InvalidRequest("the Authorization header is not 'Bearer <token>'")
-    return _latin1(match.group(1), b"authorization")
+    return _ascii(match.group(1), b"authorization")
 
 
 def _cca(values: list[bytes]) -> str | None:

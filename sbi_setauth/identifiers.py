@@ -25,7 +25,7 @@ BINDING_LEVELS = frozenset({"nf-instance", "nf-set", "nfservice-instance", "nfse
 
 _EXCERPT_LENGTH = 48
 _NF_SET_FQDN_SUFFIX = ".3gppnetwork.org"
-_SET_ID = r"[a-z0-9](?:[a-z0-9-]{0,58}[a-z0-9])?"
+_SET_ID = r"[a-z0-9-]{0,59}[a-z0-9]"
 _HOME_NETWORK = r"5gc\.(?:nid([0-9a-f]{11})\.)?mnc([0-9]{3})\.mcc([0-9]{3})"
 _UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 

@@ -387,7 +387,7 @@ class NrfKeys:
 
     def _find(self, kid: str | None, x5t_s256: str | None) -> VerificationKey | None:
         index = self._index
-        if kid is not None:
+        if kid is not None and (index.by_kid or len(index.keys) != 1):
             return index.by_kid.get(kid)
         if x5t_s256 is not None:
             return index.by_x5t_s256.get(x5t_s256)

@@ -210,10 +210,10 @@ class SetAuthMiddleware:
         try:
             if self.is_binding_header:
                 return parse_binding_nf_set(values)
-            distinct = {value.strip() for value in values if value.strip()}
+            distinct = {normalize_nf_set_id(value.strip()) for value in values if value.strip()}
             if len(distinct) > 1:
                 raise InvalidRequest("the request names more than one consumer NF Set")
-            return normalize_nf_set_id(distinct.pop()) if distinct else None
+            return distinct.pop() if distinct else None
         except IdentifierError as error:
             raise InvalidRequest(f"the consumer NF Set ID in the request: {error}") from None
 
@@ -229,10 +229,11 @@ class SetAuthMiddleware:
             peer = self.certificates.verify(raw.peer_chain)
         except CertificateError as error:
             raise PeerCertificateInvalid(f"the peer certificate: {error}") from None
-        if peer.nf_instance_id is not None and peer.nf_instance_id in self.trusted_scps:
+        if peer.nf_instance_id is None:
+            raise PeerCertificateInvalid("the peer certificate names no NF instance")
+        if peer.nf_instance_id in self.trusted_scps:
             return peer, peer.nf_instance_id
-        if peer.nf_instance_id is not None:
-            known["instance"] = peer.nf_instance_id
+        known["instance"] = peer.nf_instance_id
         return peer, None
 
     def _cca(self, raw: RawCredentials, *, required: bool) -> VerifiedCca | None:
@@ -253,7 +254,7 @@ class SetAuthMiddleware:
                 consumer.token_key,
                 consumer.nf_instance_id,
                 idle_seconds=self.settings.holder_lease,
-                expires_at=consumer.token_expires_at,
+                expires_at=consumer.token_expires_at + self.settings.clock_skew,
             )
         except StoreUnavailable:
             if self.settings.store_failure == "open":

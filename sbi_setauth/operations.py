@@ -2,7 +2,9 @@
 
 The `OPERATION_SCOPES` file is a JSON object mapping `"METHOD /path/{template}"` to a scope,
 for example `{"GET /nudm-sdm/v2/{supi}/am-data": "nudm-sdm:am-data:read"}`. A `{name}` segment
-matches exactly one non-empty path segment. Templates are compiled once, at start-up.
+matches exactly one non-empty path segment. Templates are compiled once, at start-up. A HEAD
+request without a HEAD entry of its own needs what GET needs, since frameworks answer HEAD with
+the GET handler.
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ class OperationScopes:
 
     def lookup(self, method: str, service: str, path: str) -> str | None:
         """Return the operation scope for the request, or None when none is configured."""
-        for pattern, scope in self._routes.get((method, service), ()):
-            if pattern.fullmatch(path):
-                return scope
+        for candidate in (method, "GET") if method == "HEAD" else (method,):
+            for pattern, scope in self._routes.get((candidate, service), ()):
+                if pattern.fullmatch(path):
+                    return scope
         return None

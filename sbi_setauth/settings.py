@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +24,7 @@ KNOWN_TOKEN_ALGORITHMS = frozenset(
     {"ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA"}
 )
 PEER_CERT_SOURCES = ("tls", "xfcc", "client-cert", "none")
+MAX_HOLDER_LEASE = 86400.0
 STORE_FAILURE_MODES = ("closed", "open")
 
 _NF_TYPE = re.compile(r"[A-Z][A-Z0-9_]{0,31}")
@@ -205,10 +206,10 @@ class Settings:
                 "HOLDER_STORE", f"expected memory or a redis:// URL, got {store!r}"
             )
         fix("holder_store", store)
-        fix(
-            "holder_lease",
-            _as_number("HOLDER_LEASE", self.holder_lease, minimum=0.1, integer=False),
-        )
+        holder_lease = _as_number("HOLDER_LEASE", self.holder_lease, minimum=0.1, integer=False)
+        if not holder_lease < MAX_HOLDER_LEASE:
+            raise SettingsError("HOLDER_LEASE", f"must be below {MAX_HOLDER_LEASE:g} seconds")
+        fix("holder_lease", holder_lease)
         fix(
             "store_failure", _choice("STORE_FAILURE", str(self.store_failure), STORE_FAILURE_MODES)
         )
@@ -220,6 +221,9 @@ class Settings:
                 )
         if self.peer_cert in ("xfcc", "client-cert") and not self.trusted_proxies:
             raise SettingsError("TRUSTED_PROXIES", f"required when PEER_CERT is {self.peer_cert}")
+        if self.revocation_lists and not self.trust_anchors:
+            raise SettingsError("REVOCATION_LISTS", "needs TRUST_ANCHORS: CRLs revoke nothing alone")
+        _check_loadable(self)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -274,3 +278,39 @@ def _snssai(value: Any) -> tuple[int, str | None]:
         raise SettingsError("SNSSAIS", f"expected sst or sst-sd such as 1-000001, got {value!r}")
     sd = match.group(2)
     return int(match.group(1)), sd.lower() if sd else None
+
+
+def _check_loadable(settings: Settings) -> None:
+    """Parse every file and address the settings name, so that a bad one stops start-up here.
+
+    The middleware loads them again when it is built; Starlette builds it lazily, at the first
+    lifespan or request event, where an error no longer stops every server.
+    """
+    from .certificates import TrustStore
+    from .forwarded import parse_trusted_proxies
+    from .keys import KeyFileError, NrfKeys
+    from .leases import check_store_url
+    from .operations import OperationScopes
+
+    checks: list[tuple[str, Callable[[], object]]] = [
+        ("NRF_KEYS", lambda: NrfKeys.from_files(settings.nrf_keys)),
+        ("HOLDER_STORE", lambda: check_store_url(settings.holder_store)),
+    ]
+    if settings.trust_anchors:
+        checks.append(("TRUST_ANCHORS", lambda: TrustStore.from_files(settings.trust_anchors)))
+    if settings.revocation_lists:
+        lists = settings.revocation_lists
+        checks.append(
+            ("REVOCATION_LISTS", lambda: TrustStore.from_files(settings.trust_anchors, lists))
+        )
+    if settings.trusted_proxies:
+        proxies = ",".join(settings.trusted_proxies)
+        checks.append(("TRUSTED_PROXIES", lambda: parse_trusted_proxies(proxies)))
+    if settings.operation_scopes is not None:
+        path = settings.operation_scopes
+        checks.append(("OPERATION_SCOPES", lambda: OperationScopes.from_file(path)))
+    for name, load in checks:
+        try:
+            load()
+        except (KeyFileError, ValueError) as error:
+            raise SettingsError(name, str(error)) from None

@@ -474,3 +474,29 @@ async def test_websocket_without_token_is_closed_before_the_app(pki: Pki) -> Non
     await middleware(scope, None, send)
     assert seen == []
     assert sent == [{"type": "websocket.close", "code": 1008}]
+
+
+async def test_head_needs_the_operation_scope_of_get(pki: Pki) -> None:
+    scopes = pki.directory / "scopes.json"
+    scopes.write_text(json.dumps({"GET /nudm-sdm/v2/{supi}/am-data": "nudm-sdm:am-data:read"}))
+    producer = build_producer(pki.settings(operation_scopes=str(scopes)))
+    amf = pki.amf(None)
+    plain = pki.instance_token(amf, scope="nudm-sdm")
+    for method in ("GET", "HEAD"):
+        answer = await producer.request(method=method, headers=bearer(plain), peer=amf)
+        assert_rejected(answer, 403, "INSUFFICIENT_SCOPE", "insufficient_scope")
+    granted = pki.instance_token(amf, scope="nudm-sdm nudm-sdm:am-data:read")
+    assert (await producer.request(method="HEAD", headers=bearer(granted), peer=amf)).status == 200
+
+
+async def test_single_pem_key_verifies_tokens_whatever_their_kid(pki: Pki) -> None:
+    pem = pki.directory / "nrf.pem"
+    pem.write_bytes(pki.nrf.public_key_pem)
+    producer = build_producer(pki.settings(nrf_keys=str(pem)))
+    amf = pki.amf(None)
+    answer = await producer.request(headers=bearer(pki.instance_token(amf)), peer=amf)
+    assert answer.status == 200
+    impostor = Nrf(pki.nrf.nrf_instance_id, kid=pki.nrf.kid)
+    forged = impostor.access_token(sub=amf.nf_instance_id, aud="UDM", scope="nudm-sdm")
+    answer = await producer.request(headers=bearer(forged), peer=amf)
+    assert_rejected(answer, 401, "ACCESS_TOKEN_INVALID", "invalid_token")

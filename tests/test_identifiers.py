@@ -39,6 +39,7 @@ VALID_NF_SET_IDS = [
     ("set1.5g_ddnmfset.5gc.mnc001.mcc001", "set1.5g_ddnmfset.5gc.mnc001.mcc001"),
     ("set1.nssaafset.5gc.mnc999.mcc999", "set1.nssaafset.5gc.mnc999.mcc999"),
     ("set" + "A" * 60 + ".udmset.5gc.mnc001.mcc001", f"set{'a' * 60}.udmset.5gc.mnc001.mcc001"),
+    ("set-1.udmset.5gc.mnc001.mcc001", "set-1.udmset.5gc.mnc001.mcc001"),
 ]
 
 INVALID_NF_SET_IDS = [
@@ -54,7 +55,6 @@ INVALID_NF_SET_IDS = [
     "set1.udmset.5gc.mnc001.mcc001\n",
     "set1 .udmset.5gc.mnc001.mcc001",
     "set.udmset.5gc.mnc001.mcc001",
-    "set-1.udmset.5gc.mnc001.mcc001",
     "set1-.udmset.5gc.mnc001.mcc001",
     "set1_a.udmset.5gc.mnc001.mcc001",
     "set1.set.5gc.mnc001.mcc001",

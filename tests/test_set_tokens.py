@@ -318,3 +318,51 @@ async def test_instance_token_through_scp_compared_with_cca(pki: Pki) -> None:
     bad = {**bearer(pki.instance_token(other)), "3gpp-Sbi-Client-Credentials": amf.cca()}
     answer = await producer.request(headers=bad, peer=scp)
     assert (answer.status, answer.cause) == (403, "TOKEN_CCA_MISMATCH")
+
+
+async def test_peer_certificate_without_instance_id_is_refused_before_the_token(pki: Pki) -> None:
+    producer = build_producer(pki.settings())
+    anonymous = pki.ca.issue_nf_certificate(nf_type="AMF", urn_uuid=False)
+    expired = pki.nrf.access_token(
+        sub=anonymous.nf_instance_id, aud="UDM", scope="nudm-sdm", iat=0, exp=60
+    )
+    answer = await producer.request(headers=bearer(expired), peer=anonymous)
+    assert (answer.status, answer.cause) == (403, "PEER_CERTIFICATE_INVALID")
+
+
+async def test_custom_set_header_lines_compare_after_normalising(pki: Pki) -> None:
+    producer = build_producer(pki.settings(set_header="X-Consumer-Set"))
+    region_set = "set1-region48.amfset.5gc.mnc001.mcc001"
+    amf = pki.amf(region_set)
+    headers = [
+        *bearer(pki.set_token(amf, nf_set_id=region_set)).items(),
+        ("X-Consumer-Set", region_set.upper()),
+        ("X-Consumer-Set", "set1.region48.amfset.5gc.mnc001.mcc001"),
+    ]
+    assert (await producer.request(headers=headers, peer=amf)).status == 200
+
+
+async def test_set_token_stays_exclusive_within_the_clock_skew_after_exp(pki: Pki) -> None:
+    import time
+
+    producer = build_producer(pki.settings())
+    amf_a, amf_b = pki.amf(), pki.amf()
+    now = int(time.time())
+    token = pki.set_token(amf_a, iat=now - 600, exp=now - 5)
+    headers = {**bearer(token), "3gpp-Sbi-Binding": binding(AMF_SET)}
+    assert (await producer.request(headers=headers, peer=amf_a)).status == 200
+    answer = await producer.request(headers=headers, peer=amf_b)
+    assert (answer.status, answer.cause) == (403, "SET_TOKEN_IN_USE")
+
+
+async def test_forwarded_certificate_with_non_ascii_subject_is_read(pki: Pki) -> None:
+    from urllib.parse import quote
+
+    producer = build_producer(pki.settings(peer_cert="xfcc", trusted_proxies="127.0.0.1"))
+    amf = pki.amf(None)
+    xfcc = f'Subject="O=Telef\u00f3nica";Cert="{quote(amf.cert_pem.decode(), safe="")}"'
+    answer = await producer.request(
+        headers=bearer(pki.instance_token(amf)),
+        raw_headers=[(b"x-forwarded-client-cert", xfcc.encode("utf-8"))],
+    )
+    assert answer.status == 200

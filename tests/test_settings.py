@@ -145,22 +145,57 @@ def test_code_and_environment_build_the_same_settings(pki: Pki) -> None:
     assert from_code == from_env
 
 
-def test_unparsable_key_file_stops_the_middleware_by_name(pki: Pki) -> None:
+def test_unparsable_key_file_stops_start_up_by_name(pki: Pki) -> None:
     broken = pki.directory / "broken.jwks"
     broken.write_text("{not json")
-    settings = pki.settings(nrf_keys=str(broken))
     with pytest.raises(SettingsError, match="SBI_SETAUTH_NRF_KEYS"):
-        SetAuthMiddleware(lambda *a: None, settings=settings)
+        pki.settings(nrf_keys=str(broken))
 
 
-def test_malformed_trusted_proxy_stops_the_middleware_by_name(pki: Pki) -> None:
-    settings = pki.settings(peer_cert="xfcc", trusted_proxies="127.0.0.1,not-an-address")
+def test_malformed_trusted_proxy_stops_start_up_by_name(pki: Pki) -> None:
     with pytest.raises(SettingsError, match="SBI_SETAUTH_TRUSTED_PROXIES"):
-        SetAuthMiddleware(lambda *a: None, settings=settings)
+        pki.settings(peer_cert="xfcc", trusted_proxies="127.0.0.1,not-an-address")
 
 
-def test_malformed_operation_scopes_stop_the_middleware_by_name(pki: Pki) -> None:
+def test_malformed_operation_scopes_stop_start_up_by_name(pki: Pki) -> None:
     scopes = pki.directory / "scopes.json"
     scopes.write_text('{"FETCH nudm-sdm": "x"}')
     with pytest.raises(SettingsError, match="SBI_SETAUTH_OPERATION_SCOPES"):
-        SetAuthMiddleware(lambda *a: None, settings=pki.settings(operation_scopes=str(scopes)))
+        pki.settings(operation_scopes=str(scopes))
+
+
+@pytest.mark.parametrize("name", ["TRUST_ANCHORS", "REVOCATION_LISTS"])
+def test_unparsable_pki_file_stops_start_up_by_name(pki: Pki, name: str) -> None:
+    broken = pki.directory / "broken.pem"
+    broken.write_text("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    with pytest.raises(SettingsError, match=f"SBI_SETAUTH_{name}"):
+        pki.settings(**{name.lower(): str(broken)})
+
+
+def test_revocation_lists_need_trust_anchors(pki: Pki) -> None:
+    crl = pki.directory / "crl.pem"
+    crl.write_bytes(pki.ca.crl())
+    assert pki.settings(revocation_lists=str(crl)).revocation_lists == (str(crl),)
+    with pytest.raises(SettingsError, match="SBI_SETAUTH_REVOCATION_LISTS"):
+        pki.settings(revocation_lists=str(crl), trust_anchors=(), peer_cert="none")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://127.0.0.1:6379/0?bogus=1",
+        "redis://127.0.0.1:notaport/0",
+        "redis://127.0.0.1:6379/notadb",
+        "redis://127.0.0.1:6379/0?socket_timeout=soon",
+    ],
+)
+def test_unusable_redis_url_stops_start_up_by_name(pki: Pki, url: str) -> None:
+    with pytest.raises(SettingsError, match="SBI_SETAUTH_HOLDER_STORE") as raised:
+        pki.settings(holder_store=url)
+    assert "127.0.0.1" not in str(raised.value)
+
+
+@pytest.mark.parametrize("value", ["86400", "inf", "nan"])
+def test_holder_lease_beyond_a_day_stops_start_up(pki: Pki, value: str) -> None:
+    with pytest.raises(SettingsError, match="SBI_SETAUTH_HOLDER_LEASE"):
+        pki.settings(holder_lease=value)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from typing import Protocol
+from urllib.parse import parse_qs, urlsplit
 
 __all__ = [
     "MAX_HOLDER_LENGTH",
@@ -16,6 +17,7 @@ __all__ = [
     "LeaseStore",
     "StoreUnavailable",
     "check_lease_request",
+    "check_store_url",
     "open_lease_store",
 ]
 
@@ -64,6 +66,36 @@ def check_lease_request(
         raise ValueError("expires_at must be a finite UNIX timestamp")
 
 
+def check_store_url(url: str) -> None:
+    """Raise ValueError unless `url` names a store that `open_lease_store` can use.
+
+    The message never repeats the URL, which may carry a password.
+    """
+    if url == "memory":
+        return
+    if not url.startswith(("redis://", "rediss://")):
+        raise ValueError("expected memory or a redis:// or rediss:// URL")
+    try:
+        from redis.connection import URL_QUERY_ARGUMENT_PARSERS, parse_url
+    except ImportError:
+        raise ValueError("the Redis store needs redis: pip install 'sbi-setauth[redis]'") from None
+    parts = urlsplit(url)
+    try:
+        parts.port
+    except ValueError:
+        raise ValueError("the Redis URL's port is not a number") from None
+    unknown = set(parse_qs(parts.query, keep_blank_values=True)) - set(URL_QUERY_ARGUMENT_PARSERS)
+    if unknown:
+        raise ValueError(f"unknown Redis URL options: {', '.join(sorted(unknown))[:200]}")
+    database = parts.path.strip("/")
+    if database and not database.isdigit():
+        raise ValueError("the Redis URL's database is not a number")
+    try:
+        parse_url(url)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"the Redis URL does not parse: {type(error).__name__}") from None
+
+
 def open_lease_store(
     url: str, *, timeout: float = 0.25, max_entries: int = 100_000
 ) -> LeaseStore:
@@ -77,6 +109,7 @@ def open_lease_store(
 
         return MemoryLeaseStore(max_entries=max_entries)
     if url.startswith(("redis://", "rediss://")):
+        check_store_url(url)
         from sbi_setauth.leases.redis import RedisLeaseStore
 
         return RedisLeaseStore(url, timeout=timeout)
