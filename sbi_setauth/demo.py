@@ -213,7 +213,7 @@ class _World:
         scope: str = READ_SCOPES,
         token_cache: TokenCache | None = None,
     ) -> SbiAuth:
-        """The consumer helper of `amf`."""
+        """The `SbiAuth` of `amf`."""
         return SbiAuth(
             token_url=self.token_url,
             nf_instance_id=amf.nf_instance_id,

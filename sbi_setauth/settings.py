@@ -222,7 +222,9 @@ class Settings:
         if self.peer_cert in ("xfcc", "client-cert") and not self.trusted_proxies:
             raise SettingsError("TRUSTED_PROXIES", f"required when PEER_CERT is {self.peer_cert}")
         if self.revocation_lists and not self.trust_anchors:
-            raise SettingsError("REVOCATION_LISTS", "needs TRUST_ANCHORS: CRLs revoke nothing alone")
+            raise SettingsError(
+                "REVOCATION_LISTS", "needs TRUST_ANCHORS: CRLs revoke nothing alone"
+            )
         _check_loadable(self)
 
     @classmethod
@@ -234,6 +236,14 @@ class Settings:
             variable = ENV_PREFIX + settings_field.name.upper()
             if variable in environ:
                 values[settings_field.name] = environ[variable]
+        known = {
+            ENV_PREFIX + settings_field.name.upper() for settings_field in dataclasses.fields(cls)
+        }
+        for variable in environ:
+            if variable.startswith(ENV_PREFIX) and variable not in known:
+                raise SettingsError(
+                    variable[len(ENV_PREFIX) :], "not a setting of sbi_setauth (misspelled?)"
+                )
         values.update(overrides)
 
         for required in ("nf_type", "nf_instance_id", "services", "nrf_issuers", "nrf_keys"):

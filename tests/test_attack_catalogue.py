@@ -405,18 +405,20 @@ async def test_header_name_left_in_upper_case_by_a_server_is_not_a_token(
 
 
 @pytest.mark.parametrize(
-    "value",
-    [b"Bearer a.b.c d.e.f", b"Bearer\ta.b.c", b"Bearer \xffa.b.c", b"Bearer a.b.c\x00"],
+    "value,status,cause",
+    [
+        (b"Bearer a.b.c d.e.f", 400, "INVALID_REQUEST"),
+        (b"Bearer\ta.b.c", 401, "ACCESS_TOKEN_MISSING"),
+        (b"Bearer \xffa.b.c", 400, "INVALID_REQUEST"),
+        (b"Bearer a.b.c\x00", 401, "ACCESS_TOKEN_INVALID"),
+    ],
     ids=["two-tokens", "tab-separator", "non-ascii", "null-byte"],
 )
 async def test_odd_authorization_value_is_never_accepted(
-    pki: Pki, producer: Producer, amf: NfCertificate, value: bytes
+    pki: Pki, producer: Producer, amf: NfCertificate, value: bytes, status: int, cause: str
 ) -> None:
     answer = await producer.request(peer=amf, raw_headers=[(b"authorization", value)])
-    assert not answer.handler_ran
-    assert (answer.status, answer.cause) in {
-        (400, "INVALID_REQUEST"), (401, "ACCESS_TOKEN_INVALID"), (401, "ACCESS_TOKEN_MISSING")
-    }
+    refused(answer, status, cause)
 
 
 async def test_cca_header_twice_is_invalid_request(pki: Pki, producer: Producer) -> None:

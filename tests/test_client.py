@@ -1,4 +1,4 @@
-"""The consumer helper against the example NRF and producers, over mutual TLS and HTTP/2."""
+"""`SbiAuth` against the example NRF and producers, over mutual TLS and HTTP/2."""
 
 from __future__ import annotations
 
@@ -112,7 +112,7 @@ def test_set_token_request_is_accepted_over_http2(network: Network) -> None:
     assert auth.token_requests == 1
 
 
-async def test_async_client_uses_the_same_helper(network: Network) -> None:
+async def test_async_client_uses_the_same_auth(network: Network) -> None:
     amf = network.amf()
     auth = network.auth(amf)
     async with httpx.AsyncClient(auth=auth, verify=network.tls(amf), http2=True) as client:
@@ -202,7 +202,7 @@ def test_credentials_loaded_from_pem_files_sign_accepted_ccas(network: Network) 
     assert "cca_signer_certificate" in response.json()["servedTo"]["setProvenBy"]
 
 
-def test_helper_needs_a_way_to_reach_the_nrf() -> None:
+def test_auth_needs_a_way_to_reach_the_nrf() -> None:
     with pytest.raises(ValueError):
         SbiAuth(
             token_url="https://127.0.0.1:1/oauth2/token",

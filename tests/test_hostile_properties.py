@@ -528,10 +528,7 @@ def test_fuzz_target_reaches_acceptance_and_deep_rejections(fuzz_target: Any) ->
     started = time.perf_counter()
     try:
         for _ in range(3000):
-            try:
-                fuzz_target.check_one_input(rng.randbytes(rng.randrange(0, 300)))
-            except AssertionError:
-                pass
+            fuzz_target.check_one_input(rng.randbytes(rng.randrange(0, 300)))
             accepted_before += bool(fuzz_target._world().calls)
     finally:
         fuzz_target._check_rejected = original

@@ -2,8 +2,8 @@
 
 Many consumers send a mix of requests that must be accepted and requests that must be refused;
 every answer is compared with the one expected, and the producer's memory must stay flat. The
-default run is short. `SBI_SETAUTH_LONG=1` runs the full load (200 consumers for 60 seconds,
-changed with `SBI_SETAUTH_LOAD_CLIENTS` and `SBI_SETAUTH_LOAD_SECONDS`); `pytest -s` prints the
+default run is short. `LOAD_TEST_LONG=1` runs the full load (200 consumers for 60 seconds,
+changed with `LOAD_TEST_CLIENTS` and `LOAD_TEST_SECONDS`); `pytest -s` prints the
 figures. Consumers run in a child process so the producer has a core to itself.
 """
 
@@ -42,9 +42,9 @@ from sbi_setauth.testing import Nrf, NfCertificate
 from .conftest import AM_DATA, AMF_SET, OTHER_AMF_SET, PRODUCER_ID, Pki, binding
 from .redis_server import RedisServer
 
-LONG_RUN = os.environ.get("SBI_SETAUTH_LONG") == "1"
-LOAD_CLIENTS = int(os.environ.get("SBI_SETAUTH_LOAD_CLIENTS", "200" if LONG_RUN else "50"))
-LOAD_SECONDS = float(os.environ.get("SBI_SETAUTH_LOAD_SECONDS", "60" if LONG_RUN else "5"))
+LONG_RUN = os.environ.get("LOAD_TEST_LONG") == "1"
+LOAD_CLIENTS = int(os.environ.get("LOAD_TEST_CLIENTS", "200" if LONG_RUN else "50"))
+LOAD_SECONDS = float(os.environ.get("LOAD_TEST_SECONDS", "60" if LONG_RUN else "5"))
 WARMUP_CYCLES = 2
 RSS_GROWTH_LIMIT = 24 * 1024 * 1024
 OBJECT_GROWTH_LIMIT = 20_000

@@ -90,16 +90,6 @@ async def test_nf_set_cross_match_matrix(
         assert consumer.set_token is (token_set != ABSENT)
 
 
-async def test_matrix_covers_every_combination() -> None:
-    assert len(MATRIX) == 3**5
-    outcomes = {expected(*case) for case in MATRIX}
-    assert outcomes == {
-        (200, None),
-        (403, "NF_SET_ID_MISSING"),
-        (403, "NF_SET_ID_MISMATCH"),
-    }
-
-
 async def test_set_token_without_cca_proven_by_peer_certificate(pki: Pki) -> None:
     producer = build_producer(pki.settings())
     amf = pki.amf()
@@ -366,3 +356,29 @@ async def test_forwarded_certificate_with_non_ascii_subject_is_read(pki: Pki) ->
         raw_headers=[(b"x-forwarded-client-cert", xfcc.encode("utf-8"))],
     )
     assert answer.status == 200
+
+
+async def test_revoked_peer_certificate_is_refused_through_settings(pki: Pki) -> None:
+    amf, revoked = pki.amf(None), pki.amf(None)
+    crl = pki.directory / "crl.pem"
+    crl.write_bytes(pki.ca.crl([revoked]))
+    producer = build_producer(pki.settings(revocation_lists=str(crl)))
+    assert (
+        await producer.request(headers=bearer(pki.instance_token(amf)), peer=amf)
+    ).status == 200
+    answer = await producer.request(headers=bearer(pki.instance_token(revoked)), peer=revoked)
+    assert (answer.status, answer.cause) == (403, "PEER_CERTIFICATE_INVALID")
+
+
+async def test_revoked_cca_signer_is_refused_through_settings(pki: Pki) -> None:
+    revoked = pki.amf()
+    crl = pki.directory / "crl.pem"
+    crl.write_bytes(pki.ca.crl([revoked]))
+    producer = build_producer(pki.settings(peer_cert="none", revocation_lists=str(crl)))
+    headers = {
+        **bearer(pki.set_token(pki.amf())),
+        "3gpp-Sbi-Binding": binding(AMF_SET),
+        "3gpp-Sbi-Client-Credentials": revoked.cca(),
+    }
+    answer = await producer.request(headers=headers)
+    assert (answer.status, answer.cause) == (403, "CCA_VERIFICATION_FAILURE")

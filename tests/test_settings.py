@@ -25,6 +25,8 @@ def environment(pki: Pki, **overrides: str) -> dict[str, str]:
 def test_from_env_reads_every_documented_name(pki: Pki) -> None:
     scopes = pki.directory / "scopes.json"
     scopes.write_text("{}")
+    crl = pki.directory / "crl.pem"
+    crl.write_bytes(pki.ca.crl())
     settings = Settings.from_env(
         environment(
             pki,
@@ -47,6 +49,7 @@ def test_from_env_reads_every_documented_name(pki: Pki) -> None:
             HOLDER_LEASE="2.5",
             STORE_FAILURE="open",
             REQUIRE_SET_PROOF="no",
+            REVOCATION_LISTS=str(crl),
         )
     )
     assert settings.nf_type == "UDM"
@@ -64,6 +67,11 @@ def test_from_env_reads_every_documented_name(pki: Pki) -> None:
     assert settings.exclusive_use is False and settings.require_set_proof is False
     assert settings.holder_store == "redis://127.0.0.1:6379/0"
     assert settings.holder_lease == 2.5 and settings.store_failure == "open"
+    assert settings.nrf_keys == (str(pki.jwks_path),)
+    assert settings.trust_anchors == (str(pki.anchors_path),)
+    assert settings.trusted_scps == ("0a1b2c3d-0000-4000-8000-000000000001",)
+    assert settings.operation_scopes == str(scopes)
+    assert settings.revocation_lists == (str(crl),)
 
 
 def test_defaults_follow_the_settings_table(pki: Pki) -> None:
@@ -73,6 +81,7 @@ def test_defaults_follow_the_settings_table(pki: Pki) -> None:
     assert settings.require_cca is False and settings.peer_cert == "tls"
     assert settings.set_claim == "consumerNfSetId" and settings.set_header == "3gpp-sbi-binding"
     assert settings.exclusive_use is True and settings.holder_store == "memory"
+    assert settings.require_set_proof is True and settings.revocation_lists == ()
     assert settings.holder_lease == 30 and settings.store_failure == "closed"
 
 
@@ -199,3 +208,10 @@ def test_unusable_redis_url_stops_start_up_by_name(pki: Pki, url: str) -> None:
 def test_holder_lease_beyond_a_day_stops_start_up(pki: Pki, value: str) -> None:
     with pytest.raises(SettingsError, match="SBI_SETAUTH_HOLDER_LEASE"):
         pki.settings(holder_lease=value)
+
+
+def test_misspelled_variable_stops_start_up_by_name(pki: Pki) -> None:
+    env = environment(pki)
+    env["SBI_SETAUTH_HOLDER_LEAS"] = "5"
+    with pytest.raises(SettingsError, match="SBI_SETAUTH_HOLDER_LEAS"):
+        Settings.from_env(env)
