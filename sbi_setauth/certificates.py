@@ -407,6 +407,9 @@ class CertificateVerifier:
                 x509.UnsupportedGeneralNameType) as error:
             raise CertificateError(f"certificate is malformed: {_reason(error)}") from None
         elapsed = time.perf_counter() - started
+        # Limitation: the native path builder cannot be interrupted, so a validation over the
+        # bound is refused when it returns rather than stopped at 100 ms; the count, size and
+        # depth caps and cryptography's own work budget keep it to milliseconds.
         if elapsed > MAX_VALIDATION_SECONDS:
             logger.warning("certificate path validation abandoned after %.3f s", elapsed)
             raise CertificateError("certificate path validation took too long")
