@@ -75,7 +75,7 @@ class CredentialReader:
             elif name == CCA_HEADER:
                 cca.append(value)
             elif name == self.set_header:
-                set_size += len(value)
+                set_size += len(value) + 1
                 if set_size > MAX_SET_HEADER_SIZE:
                     raise InvalidRequest(f"the {self.set_header.decode()} header is too large")
                 set_values.append(value)
