@@ -465,7 +465,7 @@ class CertificateVerifier:
         if known is not None:
             return known
         try:
-            valid = crl.is_signature_valid(issuer_key)  # type: ignore[arg-type]
+            valid = crl.is_signature_valid(issuer_key)
         except (TypeError, ValueError):
             valid = False
         if not valid:

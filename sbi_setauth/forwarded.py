@@ -80,6 +80,12 @@ _XFCC_TOKEN = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x7e\x80-\xff]+")
 _XFCC_QUOTED = re.compile(r'"((?:[\t\x20\x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\["\\])*)"')
 _XFCC_ESCAPE = re.compile(r"\\(.)")
 _OWS = re.compile(r"[ \t]*")
+
+
+def _skip_ows(text: str, position: int = 0) -> int:
+    """The position after any spaces and tabs from `position` on."""
+    match = _OWS.match(text, position)
+    return match.end() if match else position
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _PEM_BLOCK = re.compile(
     r"\s*-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]*)-----END CERTIFICATE-----\s*"
@@ -106,7 +112,7 @@ def parse_xfcc(
     elements: list[XfccElement] = []
     pairs: list[tuple[str, str]] = []
     seen: set[str] = set()
-    position = _OWS.match(text).end()  # type: ignore[union-attr]
+    position = _skip_ows(text)
 
     while True:
         key_match = _XFCC_KEY.match(text, position)
@@ -136,12 +142,12 @@ def parse_xfcc(
             position = token.end()
         pairs.append((key, value))
 
-        position = _OWS.match(text, position).end()  # type: ignore[union-attr]
+        position = _skip_ows(text, position)
         if position == len(text):
             elements.append(tuple(pairs))
             return elements
         separator = text[position]
-        position = _OWS.match(text, position + 1).end()  # type: ignore[union-attr]
+        position = _skip_ows(text, position + 1)
         if separator == ",":
             elements.append(tuple(pairs))
             if len(elements) >= max_elements:
@@ -243,7 +249,7 @@ _SF_LIST_SEPARATOR = re.compile(r"[ \t]*,[ \t]*")
 
 def _sf_binary_items(text: str, max_items: int) -> list[bytes]:
     items: list[bytes] = []
-    position = _OWS.match(text).end()  # type: ignore[union-attr]
+    position = _skip_ows(text)
     while position < len(text):
         if len(items) == max_items:
             raise ForwardedCertificateError(f"Client-Cert-Chain: more than {max_items} entries")
@@ -251,7 +257,7 @@ def _sf_binary_items(text: str, max_items: int) -> list[bytes]:
         if item is None:
             raise ForwardedCertificateError("Client-Cert-Chain: entry is not a byte sequence")
         items.append(_base64_der(item.group(1)))
-        position = _OWS.match(text, item.end()).end()  # type: ignore[union-attr]
+        position = _skip_ows(text, item.end())
         if position == len(text):
             break
         separator = _SF_LIST_SEPARATOR.match(text, position)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -16,7 +15,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from sbi_setauth import SetAuthMiddleware, Settings
-from sbi_setauth.testing import CA, NfCertificate, Nrf, asgi_request
+from sbi_setauth.testing import CA, AsgiAnswer, NfCertificate, Nrf, asgi_request
 
 PRODUCER_ID = "9f0cd3c4-6a0c-4d0b-8f43-3c9f6bb5f5a1"
 AMF_SET = "set1.amfset.5gc.mnc001.mcc001"
@@ -24,23 +23,11 @@ OTHER_AMF_SET = "set2.amfset.5gc.mnc001.mcc001"
 AM_DATA = "/nudm-sdm/v2/imsi-001010000000001/am-data"
 
 
-@dataclass
-class Answer:
+@dataclass(frozen=True, slots=True)
+class Answer(AsgiAnswer):
     """What a consumer sees of one request, and whether the producer's handler ran."""
 
-    status: int
-    headers: dict[str, str]
-    body: bytes
-    handler_ran: bool
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-    @property
-    def cause(self) -> str | None:
-        if self.headers.get("content-type") != "application/problem+json":
-            return None
-        return self.json()["cause"]
+    handler_ran: bool = False
 
 
 @dataclass
@@ -77,7 +64,7 @@ class Producer:
         handler_ran = len(self.calls) > before
         if not handler_ran:
             assert not answer.body_read, "the middleware read the body of a rejected request"
-        return Answer(answer.status, answer.headers, answer.body, handler_ran)
+        return Answer(answer.status, answer.headers, answer.body, answer.body_read, handler_ran)
 
 
 class Pki:

@@ -10,7 +10,7 @@ import pytest
 from .conftest import AMF_SET, Pki, Producer, bearer, binding, build_producer
 from .redis_server import RedisServer, redis_server
 
-IDLE = 0.4
+IDLE = 1.0
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +59,7 @@ async def test_no_takeover_while_the_holder_stays_active(pki: Pki, redis: RedisS
     for step in range(6):
         replica = first if step % 2 else second
         assert (await set_request(replica, pki, amf_a, token)).status == 200
-        await asyncio.sleep(IDLE / 2)
+        await asyncio.sleep(IDLE / 4)
         answer = await set_request(first, pki, amf_b, token)
         assert (answer.status, answer.cause) == (403, "SET_TOKEN_IN_USE")
 

@@ -18,6 +18,7 @@ from starlette.routing import Route
 from ..decision import VerifiedConsumer
 from ..middleware import SetAuthMiddleware
 from ..settings import Settings
+from . import lazy_app
 
 __all__ = ["create_app", "served_to"]
 
@@ -103,13 +104,4 @@ def create_app(settings: Settings | None = None, **middleware_options: Any) -> S
     return app
 
 
-_app: Starlette | None = None
-
-
-def __getattr__(name: str) -> Any:
-    global _app
-    if name != "app":
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    if _app is None:
-        _app = create_app()
-    return _app
+__getattr__ = lazy_app(__name__, create_app)

@@ -17,6 +17,7 @@ from ..decision import VerifiedConsumer
 from ..middleware import CONSUMER_SCOPE_KEY, SetAuthMiddleware
 from ..rejections import AccessTokenMissing, InsufficientScope, Rejection, render_rejection
 from ..settings import Settings
+from . import lazy_app
 from .udm import served_to
 
 __all__ = ["consumer", "create_app"]
@@ -98,13 +99,4 @@ def create_app(settings: Settings | None = None, **middleware_options: Any) -> F
     return app
 
 
-_app: FastAPI | None = None
-
-
-def __getattr__(name: str) -> Any:
-    global _app
-    if name != "app":
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    if _app is None:
-        _app = create_app()
-    return _app
+__getattr__ = lazy_app(__name__, create_app)
