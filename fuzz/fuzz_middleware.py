@@ -170,7 +170,9 @@ def _build_world() -> _World:
                     "headers": [(b"content-type", b"text/plain")]})
         await send({"type": "http.response.body", "body": b"ok"})
 
-    clock = lambda: now  # noqa: E731
+    def clock() -> float:
+        return now
+
     world.producers = [
         SetAuthMiddleware(app, settings(), clock=clock),
         SetAuthMiddleware(app, settings(peer_cert="none", require_cca=True), clock=clock),

@@ -35,6 +35,7 @@ from .leases.memory import MemoryLeaseStore
 from .middleware import CONSUMER_SCOPE_KEY, SetAuthMiddleware
 from .rejections import Rejection
 from .settings import ENV_PREFIX, Settings, SettingsError
+from .testing import asgi_request
 from .tokens import AccessTokenVerifier
 
 __all__ = [
@@ -244,43 +245,25 @@ def _decide(
     middleware = SetAuthMiddleware(
         app, settings=settings, clock=clock, lease_store=MemoryLeaseStore(clock=clock)
     )
-    headers = [(b"host", b"producer.invalid")]
+    headers: list[tuple[str, str]] = []
     if access_token is not None:
-        headers.append((b"authorization", f"Bearer {access_token}".encode("latin-1")))
+        headers.append(("authorization", f"Bearer {access_token}"))
     if cca is not None:
-        headers.append((b"3gpp-sbi-client-credentials", cca.encode("latin-1")))
+        headers.append(("3gpp-sbi-client-credentials", cca))
     if set_header is not None:
-        headers.append((settings.set_header.encode("latin-1"), set_header.encode("latin-1")))
-    scope: dict[str, Any] = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "2",
-        "method": method,
-        "scheme": "https",
-        "path": path,
-        "raw_path": path.encode("latin-1", "replace"),
-        "query_string": b"",
-        "root_path": "",
-        "headers": headers,
-        "client": ("127.0.0.1", 0),
-        "server": ("127.0.0.1", 443),
-        "extensions": {},
-    }
-    if peer_chain_pem:
-        scope["extensions"]["tls"] = {"client_cert_chain": list(peer_chain_pem)}
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    asyncio.run(middleware(scope, receive, send))
-    status = next(message["status"] for message in sent if message["type"].endswith("start"))
-    body = b"".join(
-        message.get("body", b"") for message in sent if message["type"].endswith("body")
+        headers.append((settings.set_header, set_header))
+    answer = asyncio.run(
+        asgi_request(
+            middleware,
+            path,
+            method=method,
+            headers=headers,
+            peer=list(peer_chain_pem) if peer_chain_pem else None,
+            client=("127.0.0.1", 0),
+            host="producer.invalid",
+        )
     )
+    status, body = answer.status, answer.body
     if status >= 400:
         problem = json.loads(body)
         return status, problem.get("cause"), problem.get("detail", ""), None
